@@ -1,0 +1,2 @@
+/* bert.c: placeholder. */
+#include "cnclip.h"

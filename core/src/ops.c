@@ -1,0 +1,2 @@
+/* ops.c: placeholder. */
+#include "cnclip.h"

@@ -1,0 +1,2 @@
+/* pickle.c: placeholder. */
+#include "cnclip.h"

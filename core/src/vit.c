@@ -1,0 +1,2 @@
+/* vit.c: placeholder. */
+#include "cnclip.h"

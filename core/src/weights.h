@@ -1,0 +1,95 @@
+/* weights.h: a read-only, memory-mapped weights file and its tensor table.
+ *
+ * Every format parser (safetensors.c, torchzip.c) produces a CnclipWeightFile:
+ * the mapping plus one CnclipTensorInfo per tensor, under Hugging Face
+ * ChineseCLIPModel names. Parsers validate that every element a tensor can
+ * address lies inside the mapping before adding it, so users of the table
+ * never re-check bounds. Binding (model.c) converts what it needs to
+ * contiguous float32.
+ */
+#ifndef CNCLIP_WEIGHTS_H
+#define CNCLIP_WEIGHTS_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CNCLIP_MAX_DIMS 8
+
+typedef enum
+{
+  CNCLIP_DTYPE_F32,
+  CNCLIP_DTYPE_F16,
+  CNCLIP_DTYPE_BF16,
+  CNCLIP_DTYPE_F64,
+  CNCLIP_DTYPE_I64,
+  CNCLIP_DTYPE_I32,
+  CNCLIP_DTYPE_I8,
+  CNCLIP_DTYPE_U8,
+  CNCLIP_DTYPE_BOOL,
+} CnclipDType;
+
+typedef struct
+{
+  char *name;                    /* Hugging Face name */
+  CnclipDType dtype;
+  int ndim;                      /* 0 for a scalar */
+  gint64 shape[CNCLIP_MAX_DIMS];
+  gint64 strides[CNCLIP_MAX_DIMS];     /* in elements; row-major for contiguous tensors */
+  const guint8 *data;            /* element (0, ..., 0) inside the mapping */
+  gint64 n_elements;             /* product of shape (1 for a scalar) */
+  gboolean contiguous;           /* strides are row-major */
+} CnclipTensorInfo;
+
+typedef struct _CnclipWeightFile CnclipWeightFile;
+
+/* Size in bytes of one element, 0 for an unknown dtype. */
+gsize cnclip_dtype_size (CnclipDType dtype);
+const char *cnclip_dtype_to_string (CnclipDType dtype);
+
+/* Maps @path read-only. Errors: CNCLIP_ERROR_IO (missing, unreadable, empty). */
+CnclipWeightFile *cnclip_weight_file_map (const char *path, GError **error);
+void cnclip_weight_file_free (CnclipWeightFile *file);
+
+const char *cnclip_weight_file_get_path (const CnclipWeightFile *file);
+const guint8 *cnclip_weight_file_get_data (const CnclipWeightFile *file);
+gsize cnclip_weight_file_get_size (const CnclipWeightFile *file);
+
+/* Adds a tensor; @info is copied (name duplicated). The caller has already
+ * checked that the addressed bytes lie inside the mapping; this function
+ * checks it again (cheap, and the one place that matters) and refuses
+ * duplicates. Errors: CNCLIP_ERROR_FORMAT. */
+gboolean cnclip_weight_file_add_tensor (CnclipWeightFile *file, const CnclipTensorInfo *info,
+    GError **error);
+
+const CnclipTensorInfo *cnclip_weight_file_lookup (const CnclipWeightFile *file, const char *name);
+guint cnclip_weight_file_get_n_tensors (const CnclipWeightFile *file);
+/* Tensors in insertion order. */
+const CnclipTensorInfo *cnclip_weight_file_get_tensor (const CnclipWeightFile *file, guint index);
+
+/* Tells the kernel the pages of [data, data + size) are no longer needed
+ * (after weights were packed or converted), so they leave the resident set. */
+void cnclip_weight_file_release (CnclipWeightFile *file, const void *data, gsize size);
+
+/* Parsers. Both return a file whose tensors carry HF names.
+ * safetensors: Errors CNCLIP_ERROR_IO, CNCLIP_ERROR_FORMAT, CNCLIP_ERROR_DTYPE. */
+CnclipWeightFile *cnclip_safetensors_open (const char *path, GError **error);
+
+/* PyTorch zip checkpoints (pytorch_model.bin, official cn_clip *.pt); official
+ * names are mapped to HF names (in_proj split into q/k/v views, projections
+ * as transposed views). Errors: CNCLIP_ERROR_IO, CNCLIP_ERROR_FORMAT,
+ * CNCLIP_ERROR_UNSAFE, CNCLIP_ERROR_UNSUPPORTED. */
+CnclipWeightFile *cnclip_torch_open (const char *path, GError **error);
+
+/* Reads element @index (in row-major logical order) of a tensor and returns it
+ * as float; works for every float dtype and any strides. */
+float cnclip_tensor_get_float (const CnclipTensorInfo *info, gint64 index);
+
+/* Copies a whole tensor into contiguous float32 (converting F16/BF16/F64 and
+ * following strides). @out holds info->n_elements floats.
+ * Errors: CNCLIP_ERROR_DTYPE for non-float dtypes. */
+gboolean cnclip_tensor_to_f32 (const CnclipTensorInfo *info, float *out, GError **error);
+
+G_END_DECLS
+
+#endif /* CNCLIP_WEIGHTS_H */

@@ -1,0 +1,9 @@
+/* cli-index.c: not written yet (placeholder). */
+#include "cli.h"
+
+int
+cnclip_cmd_index (int argc, char **argv)
+{
+  return cli_failf (argv[0], "not implemented yet");
+}
+

@@ -1,0 +1,9 @@
+/* cli-search.c: not written yet (placeholder). */
+#include "cli.h"
+
+int
+cnclip_cmd_search (int argc, char **argv)
+{
+  return cli_failf (argv[0], "not implemented yet");
+}
+

@@ -1,0 +1,9 @@
+/* cli-tokenize.c: not written yet (placeholder). */
+#include "cli.h"
+
+int
+cnclip_cmd_tokenize (int argc, char **argv)
+{
+  return cli_failf (argv[0], "not implemented yet");
+}
+
