@@ -64,7 +64,8 @@ typedef struct
    * (*releases_source) says so. */
   gboolean (*linear_prepare) (CnclipBackend *backend, CnclipLinear *linear, GError **error);
   void (*linear_free) (CnclipBackend *backend, CnclipLinear *linear);
-  /* y = act(x · Wᵀ + b) (+ y when @accumulate); x [m, K] with row stride
+  /* y = act(x · Wᵀ + b), or y += x · Wᵀ + b when @accumulate (then act must
+   * be NONE: residual adds never follow an activation); x [m, K] with row stride
    * @ldx, y [m, N] with row stride @ldy. */
   void (*linear_forward) (CnclipBackend *backend, const CnclipLinear *linear, const float *x,
       int ldx, int m, float *y, int ldy, gboolean accumulate);

@@ -21,11 +21,6 @@ CnclipPrecision cnclip_model_get_precision (const CnclipModel *m) { return 0; }
 gboolean cnclip_model_has_vision (const CnclipModel *m) { return FALSE; }
 gboolean cnclip_model_has_text (const CnclipModel *m) { return FALSE; }
 const CnclipTokenizer *cnclip_model_get_tokenizer (const CnclipModel *m) { return NULL; }
-const char *cnclip_backend_kind_to_string (CnclipBackendKind k) { return "?"; }
-gboolean cnclip_backend_kind_from_string (const char *s, CnclipBackendKind *k) { return FALSE; }
-gboolean cnclip_backend_available (CnclipBackendKind k) { return FALSE; }
-const char *cnclip_precision_to_string (CnclipPrecision p) { return "?"; }
-gboolean cnclip_precision_from_string (const char *s, CnclipPrecision *p) { return FALSE; }
 gboolean cnclip_model_save_safetensors (const CnclipModel *m, const char *p, GError **error) { NI (FALSE); }
 void cnclip_model_normalize_pixels (const CnclipModel *m, const guint8 *rgb, float *pv) { }
 gboolean cnclip_model_preprocess (const CnclipModel *m, const CnclipImage *i, float *pv, GError **error) { NI (FALSE); }
