@@ -129,6 +129,33 @@ struct _CnclipModel
 /* Number of vision tokens: (image_size / patch_size)^2 + 1. */
 int cnclip_model_vision_tokens (const CnclipModel *model);
 
+/* The float tensors of a model, for writers (save, make-random-model) and
+ * tests. The binder in model.c reads exactly these names and shapes. */
+typedef enum
+{
+  CNCLIP_TENSOR_LOGIT_SCALE,     /* the 0-d logit_scale */
+  CNCLIP_TENSOR_WEIGHT,          /* linear or conv weight [out, in...] */
+  CNCLIP_TENSOR_BIAS,
+  CNCLIP_TENSOR_NORM_WEIGHT,     /* LayerNorm gain */
+  CNCLIP_TENSOR_NORM_BIAS,
+  CNCLIP_TENSOR_EMBEDDING,       /* embedding tables, class embedding */
+} CnclipTensorRole;
+
+typedef struct
+{
+  char name[96];                 /* Hugging Face name */
+  CnclipTensorRole role;
+  int ndim;                      /* 0 for logit_scale */
+  gint64 shape[4];
+} CnclipTensorSpec;
+
+/* Every float tensor (Hugging Face name and shape) a model with @config
+ * needs, in the order transformers' state dict lists them: logit_scale,
+ * text tower, vision tower, visual_projection, text_projection. A tower is
+ * left out when @vision / @text is FALSE. Returns a GArray of
+ * CnclipTensorSpec (g_array_unref). Thread-safe. */
+GArray *cnclip_model_tensor_specs (const CnclipConfig *config, gboolean vision, gboolean text);
+
 G_END_DECLS
 
 #endif /* CNCLIP_MODEL_H */

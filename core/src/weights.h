@@ -46,6 +46,14 @@ typedef struct _CnclipWeightFile CnclipWeightFile;
 /* Size in bytes of one element, 0 for an unknown dtype. */
 gsize cnclip_dtype_size (CnclipDType dtype);
 const char *cnclip_dtype_to_string (CnclipDType dtype);
+/* TRUE for F32, F16, BF16, F64. */
+gboolean cnclip_dtype_is_float (CnclipDType dtype);
+
+/* Checks @info's ndim, shape and strides (non-negative, no gint64 overflow)
+ * and computes the element count and the bytes from @info->data to just past
+ * the highest addressed element (0 for an empty tensor). FALSE when invalid. */
+gboolean cnclip_tensor_span (const CnclipTensorInfo *info, gint64 *n_elements,
+    gint64 *span_bytes);
 
 /* Maps @path read-only. Errors: CNCLIP_ERROR_IO (missing, unreadable, empty). */
 CnclipWeightFile *cnclip_weight_file_map (const char *path, GError **error);
@@ -63,9 +71,26 @@ gboolean cnclip_weight_file_add_tensor (CnclipWeightFile *file, const CnclipTens
     GError **error);
 
 const CnclipTensorInfo *cnclip_weight_file_lookup (const CnclipWeightFile *file, const char *name);
+
+/* A tensor whose dtype the file format allows but this library cannot use
+ * (safetensors F8_E4M3, U16, ..., or an unknown dtype string). It is not in
+ * the table; recording it lets the binder answer CNCLIP_ERROR_DTYPE instead of
+ * "missing" when the model needs it, while files that merely carry such extra
+ * tensors still load. Names are unique across both kinds.
+ * Errors: CNCLIP_ERROR_FORMAT (duplicate). */
+gboolean cnclip_weight_file_add_unusable (CnclipWeightFile *file, const char *name,
+    const char *dtype, GError **error);
+/* The dtype string of the unusable tensor @name, or NULL. */
+const char *cnclip_weight_file_lookup_unusable (const CnclipWeightFile *file, const char *name);
 guint cnclip_weight_file_get_n_tensors (const CnclipWeightFile *file);
 /* Tensors in insertion order. */
 const CnclipTensorInfo *cnclip_weight_file_get_tensor (const CnclipWeightFile *file, guint index);
+
+/* Copies @size bytes at @data (inside the mapping) to @out with pread(),
+ * which does not fault the source pages into the mapping: for data that is
+ * copied once and never read in place again (fused q/k/v). */
+void cnclip_weight_file_read (const CnclipWeightFile *file, const void *data, gsize size,
+    void *out);
 
 /* Tells the kernel the pages of [data, data + size) are no longer needed
  * (after weights were packed or converted), so they leave the resident set. */
@@ -89,6 +114,17 @@ float cnclip_tensor_get_float (const CnclipTensorInfo *info, gint64 index);
  * following strides). @out holds info->n_elements floats.
  * Errors: CNCLIP_ERROR_DTYPE for non-float dtypes. */
 gboolean cnclip_tensor_to_f32 (const CnclipTensorInfo *info, float *out, GError **error);
+
+/* Parses @length bytes of untrusted JSON (config files, safetensors headers)
+ * with json-glib, guarding against what json-glib would silently get wrong:
+ * NUL bytes and invalid UTF-8, duplicate keys in any object (json-glib keeps
+ * the last), hex/octal literals, nesting deeper than 64 (its parser
+ * recurses) are refused; integers of more than 18 digits (json-glib wraps
+ * them around) are handed over as huge doubles. @what names the input in
+ * messages. Returns the root node (free with json_node_unref) or NULL with
+ * @error_code in CNCLIP_ERROR. Thread-safe. */
+struct _JsonNode *cnclip_json_parse (const char *text, gsize length, const char *what,
+    int error_code, GError **error);
 
 G_END_DECLS
 

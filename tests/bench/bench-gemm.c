@@ -2,7 +2,7 @@
  * the backend seam (core/src/backend.h), so the numbers are what the
  * encoders get: packed weights, fused bias/activation/residual.
  *
- *   bench-gemm [--backend onednn|openblas] [--precision fp32|bf16]
+ *   bench-gemm [--backend onednn|openblas] [--precision fp32|bf16|int8]
  *              [--threads N] [--seconds S] [--layers L]
  *
  * Each shape runs over L distinct weight copies in turn (default 12, one
@@ -55,7 +55,7 @@ main (int argc, char **argv)
   double seconds = 1.0;
   GOptionEntry entries[] = {
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "onednn or openblas", "B" },
-    { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name, "fp32 or bf16", "P" },
+    { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name, "fp32, bf16 or int8", "P" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "OpenMP threads (0 = all)", "N" },
     { "seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "Time per shape", "S" },
     { "layers", 'l', 0, G_OPTION_ARG_INT, &layers, "Distinct weight copies", "L" },
@@ -148,6 +148,42 @@ main (int argc, char **argv)
     g_free (bias);
     g_free (x);
     g_free (y);
+  }
+  /* Attention of one sequence, all heads, as the encoders call it. */
+  static const int att_tokens[] = { 197, 10, 52 };
+  for (guint a = 0; a < G_N_ELEMENTS (att_tokens); a++) {
+    const int t = att_tokens[a], heads = 12, hd = 64, width = heads * hd;
+    float *qkv = g_new (float, (gsize) t * 3 * width);
+    float *out = g_new (float, (gsize) t * width);
+    float *scratch = g_new (float, cnclip_attention_scratch_floats (t, heads));
+    float *mask = g_new0 (float, t);
+    for (gsize i = 0; i < (gsize) t * 3 * width; i++)
+      qkv[i] = (float) g_rand_double_range (rand, -1.5, 1.5);
+    CnclipAttentionArgs args = { .q = qkv, .k = qkv + width, .v = qkv + 2 * width,
+      .ld = 3 * width, .n_tokens = t, .n_heads = heads, .head_dim = hd, .scale = 0.125f,
+      .key_mask_add = t == 197 ? NULL : mask, .out = out, .ld_out = width, .scratch = scratch };
+    backend->ops->attention (backend, &args);
+    GArray *times = g_array_new (FALSE, FALSE, sizeof (double));
+    gint64 start = g_get_monotonic_time ();
+    while (g_get_monotonic_time () - start < seconds * 1e6 || times->len < 3) {
+      gint64 t0 = g_get_monotonic_time ();
+      backend->ops->attention (backend, &args);
+      double ms = (g_get_monotonic_time () - t0) / 1000.0;
+      g_array_append_val (times, ms);
+    }
+    qsort (times->data, times->len, sizeof (double), compare_doubles);
+    double best = g_array_index (times, double, 0);
+    double med = g_array_index (times, double, times->len / 2);
+    double gflop = 4.0 * t * t * width / 1e9;
+    char name[64];
+    g_snprintf (name, sizeof name, "attention %d tokens", t);
+    printf ("%-26s %5d %5d %5d %9.3f %9.3f %8.0f %8.0f\n", name, t, t, hd, best, med,
+        gflop / best * 1e3, gflop / med * 1e3);
+    g_array_free (times, TRUE);
+    g_free (qkv);
+    g_free (out);
+    g_free (scratch);
+    g_free (mask);
   }
   g_rand_free (rand);
   cnclip_backend_free (backend);
