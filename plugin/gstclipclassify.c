@@ -862,16 +862,20 @@ gst_clip_classify_start (GstBaseTransform *trans)
   self->inference_time_total = self->preprocess_time_total = 0;
   self->result_seq = 0;
   self->started = TRUE;
-  /* A prompt property set while we were loading missed the encoder. */
-  if (changes != self->prompt_changes)
-    clip_prompt_encoder_request (encoder, gst_clip_classify_prompt_spec (self),
-                                 ++self->prompt_generation);
   GST_OBJECT_UNLOCK (self);
 
   GST_INFO_OBJECT (self, "model %s loaded (%s), %u prompts, mode %s", model_dir,
                    cnclip_model_get_weights_path (model), set->n_labels,
                    mode == GST_CLIP_CLASSIFY_MODE_ASYNC ? "async" : "sync");
   gst_clip_classify_post_prompts (self, set);
+
+  /* A prompt property set while we were loading missed the encoder; asked
+   * for after the announcement above so that announcements stay in order. */
+  GST_OBJECT_LOCK (self);
+  if (changes != self->prompt_changes && self->prompt_encoder != NULL)
+    clip_prompt_encoder_request (self->prompt_encoder, gst_clip_classify_prompt_spec (self),
+                                 ++self->prompt_generation);
+  GST_OBJECT_UNLOCK (self);
   clip_prompt_set_unref (set);
   clip_prompt_spec_free (spec);
   g_free (model_dir);
